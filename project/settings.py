@@ -76,11 +76,11 @@ TEMPLATES = [
 # transaction starts (no upgrade deadlocks) and the timeout makes a second
 # writer wait instead of failing at once.
 DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
-    )
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["ENGINE"] = "project.sqlite"
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "init_command": (
