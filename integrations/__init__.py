@@ -1,0 +1,3 @@
+"""Streams outbound message statuses into Klaviyo."""
+
+__version__ = "0.1.0"
