@@ -40,8 +40,10 @@ class KlaviyoConnection(models.Model):
     # Set when an export task is queued for this connection and cleared when
     # it starts, so that a burst of status changes queues one task.
     export_requested_at = models.DateTimeField(null=True, blank=True)
-    # No request goes to this account before this time (429, outage).
-    paused_until = models.DateTimeField(null=True, blank=True)
+    # One worker at a time drains the campaign backlog (see exporter); it
+    # holds this lease, renewed as it goes and lapsing if it dies.
+    backlog_lease_until = models.DateTimeField(null=True, blank=True)
+    backlog_lease_holder = models.CharField(max_length=64, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -84,6 +86,34 @@ class KlaviyoConnection(models.Model):
     @property
     def is_legacy(self):
         return self.auth_type == AuthType.LEGACY_API_KEY
+
+
+class KlaviyoQuota(models.Model):
+    """Klaviyo's rate limit for one account and endpoint, as every worker
+    sees it: the current steady window, its use, the spacing of bursts and
+    any pause Klaviyo asked for with ``Retry-After``."""
+
+    account_key = models.CharField(max_length=80)
+    endpoint = models.CharField(max_length=16, choices=Endpoint.choices)
+    steady_limit = models.PositiveIntegerField()
+    window_ends_at = models.DateTimeField(null=True, blank=True)
+    window_used = models.PositiveIntegerField(default=0)
+    next_slot_at = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    requests = models.PositiveBigIntegerField(default=0)
+    rate_limited = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = "Klaviyo quota"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account_key", "endpoint"],
+                name="one_quota_per_account_endpoint",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.account_key} {self.endpoint}"
 
 
 class OutboundMessageEventQuerySet(models.QuerySet):
