@@ -867,26 +867,27 @@ class SandboxApp:
             body = dict(body)
             revoke = body.pop("revoke_grants", None)
             expire = body.pop("expire_access_tokens", None)
-            state.faults.update(body, state.clock.now())
-            answer = state.faults.snapshot(state.clock.now())
-            if revoke is not None:
-                account_ids = revoke if isinstance(revoke, list) else [revoke]
+            # Check the actions first, so that a refused request changes nothing.
+            if revoke is None:
+                revoke = []
+            elif not isinstance(revoke, list):
+                revoke = [revoke]
+            revoke_accounts = [
+                self._known_account({"account_id": account_id}) for account_id in revoke
+            ]
+            if expire is not None and expire is not True:
+                self._known_account({"account_id": expire})
+            now = state.clock.now()
+            state.faults.update(body, now)
+            answer = state.faults.snapshot(now)
+            if revoke_accounts:
                 answer["grants_revoked"] = sum(
-                    len(
-                        state.oauth.revoke_account(
-                            self._known_account({"account_id": account_id})
-                        )
-                    )
-                    for account_id in account_ids
+                    len(state.oauth.revoke_account(account_id))
+                    for account_id in revoke_accounts
                 )
             if expire is not None:
-                account_id = (
-                    None
-                    if expire is True
-                    else self._known_account({"account_id": expire})
-                )
                 answer["access_tokens_expired"] = state.oauth.expire_access_tokens(
-                    account_id, state.clock.now()
+                    None if expire is True else expire, now
                 )
             logger.info("Faults updated: %s", sorted(body))
             return answer

@@ -417,11 +417,20 @@ class _Checker:
             return None
         attributes_pointer = f"{pointer}/attributes"
         identifiers = {}
+        # Identifiers given at all, valid or not: a bad one is its own error.
+        named = bool(profile_id)
         for key in _PROFILE_STRING_ATTRIBUTES:
             if key in attributes:
                 value = self.optional_string(attributes, key, attributes_pointer)
-                if value and key in PROFILE_IDENTIFIERS:
-                    identifiers[key] = value
+                if key in PROFILE_IDENTIFIERS and attributes[key] is not None:
+                    named = True
+                    if value:
+                        identifiers[key] = value
+                    elif value == "" and key != "phone_number":
+                        self.add(
+                            f"{attributes_pointer}/{key}",
+                            f"'{key}' must not be empty.",
+                        )
         phone_number = attributes.get("phone_number")
         if type(phone_number) is str and _E164.fullmatch(phone_number) is None:
             self.add(
@@ -442,7 +451,7 @@ class _Checker:
                 )
         if meta_in_attributes and "meta" in attributes:
             self.profile_meta(attributes["meta"], f"{attributes_pointer}/meta")
-        if not identifiers and not profile_id:
+        if not named:
             self.add(
                 attributes_pointer,
                 "The profile needs at least one identifier: id, email, "
