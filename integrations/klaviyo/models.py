@@ -174,6 +174,11 @@ class OutboundMessageEvent(models.Model):
                 condition=Q(state=SyncState.PENDING),
                 name="klaviyo_event_due",
             ),
+            models.Index(
+                fields=["connection", "exported_at"],
+                condition=Q(state=SyncState.EXPORTED),
+                name="klaviyo_event_exported",
+            ),
             models.Index(fields=["connection", "state", "created_at"]),
             models.Index(fields=["state", "created_at"]),
         ]
