@@ -11,10 +11,16 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import (
+    HTTPException,
+    MethodNotAllowed,
+    NotFound,
+    RequestEntityTooLarge,
+)
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
@@ -92,7 +98,8 @@ class ApiOperation:
     name: str
     method: str
     scope: str
-    check: object = None
+    # Checks the parsed body of a POST; None for a GET.
+    check: Callable[[object, float], BodyCheck] | None = None
 
 
 OPERATIONS = {
@@ -270,45 +277,51 @@ class SandboxApp:
 
     def api(self, request: Request, operation: ApiOperation) -> Response:
         state = self.state
-        try:
-            raw = request.get_data(cache=False) if operation.method == "POST" else b""
-        except HTTPException:
-            # Larger than anything Klaviyo takes; the connection is closed.
-            response = api_error(
-                400, "The request body is larger than 5,000,000 bytes.", pointer=""
-            )
-            response.headers["Connection"] = "close"
-            raw = None
         account_hint = self._account_hint(request)
         state.stats.add(account_hint, requests=1)
-        if raw is not None:
-            response, account_id = self._api_response(request, operation, raw)
+        try:
+            raw = request.get_data(cache=False) if operation.method == "POST" else b""
+        except RequestEntityTooLarge:
+            # Far larger than anything Klaviyo takes: not even read.
+            response, account_id = (
+                api_error(
+                    400, "The request body is far over 5,000,000 bytes.", pointer=""
+                ),
+                None,
+            )
         else:
-            account_id = account_hint
+            response, account_id = self._api_response(
+                request, operation, raw, account_hint
+            )
         state.stats.record_response(
             account_id or account_hint, operation.name, response.status_code
         )
         return response
 
     def _api_response(
-        self, request: Request, operation: ApiOperation, raw: bytes
+        self,
+        request: Request,
+        operation: ApiOperation,
+        raw: bytes,
+        account_hint: str | None,
     ) -> tuple[Response, str | None]:
+        """The answer, and the account it was for once authenticated."""
         state = self.state
         faults = state.faults
         latency = faults.latency_seconds()
         if latency:
             time.sleep(latency)
         if faults.in_outage(state.clock.now()):
-            state.stats.add(None, faults_injected=1)
+            state.stats.add(account_hint, faults_injected=1)
             return api_error(503, "The service is down for an outage."), None
         injected = faults.take_api_response()
         if injected is not None:
-            state.stats.add(None, faults_injected=1)
+            state.stats.add(account_hint, faults_injected=1)
             return self._injected(injected), None
         hang = faults.take_hang()
         response, account_id = self._process(request, operation, raw)
         if hang is not None:
-            state.stats.add(account_id, faults_injected=1)
+            state.stats.add(account_id or account_hint, faults_injected=1)
             logger.info(
                 "Holding the answer to %s for %s s", operation.name, hang.seconds
             )

@@ -2,7 +2,7 @@
 
 The server runs alone in a child process (one core: it is one Python process
 under the GIL, and pinned to one CPU where the platform allows). This process
-is the client: a few threads, each on its own keep-alive connection, send
+is the client: a few threads, each sending one request after another, send
 bodies of 1,000 events with fresh ``unique_id`` values, so that every event
 is validated, matched to a profile, deduplicated and stored. The rate is read
 from the server's own ``events_accepted`` counter over a steady-state window
@@ -121,7 +121,11 @@ def _serve(config: SandboxConfig, pipe, cpu: int | None) -> None:
 
 
 class _Sender(threading.Thread):
-    """Sends bulk bodies on one keep-alive connection until told to stop."""
+    """Sends bulk bodies one after another until told to stop.
+
+    Werkzeug's server closes the connection after each answer; http.client
+    opens the next one by itself.
+    """
 
     def __init__(self, host, port, headers, templates, stop, name):
         super().__init__(name=name, daemon=True)

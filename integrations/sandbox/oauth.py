@@ -11,7 +11,7 @@ import hmac
 import re
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Scopes Klaviyo's OAuth apps may ask for; anything else is refused.
 KNOWN_SCOPES = frozenset(
@@ -63,9 +63,6 @@ class Grant:
     scopes: tuple[str, ...]
     created_at: float
     revoked: bool = False
-    access_tokens: set[str] = field(default_factory=set)
-    refresh_tokens: set[str] = field(default_factory=set)
-    current_refresh_token: str = ""
 
 
 @dataclass
@@ -396,9 +393,6 @@ class OAuthStore:
         self._refresh_tokens[refresh_token] = RefreshToken(
             grant=grant, last_used_at=now
         )
-        grant.access_tokens.add(access_token)
-        grant.refresh_tokens.add(refresh_token)
-        grant.current_refresh_token = refresh_token
         return TokenSet(
             access_token=access_token,
             refresh_token=refresh_token,

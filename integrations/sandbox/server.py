@@ -15,9 +15,6 @@ logger = logging.getLogger(__name__)
 class _RequestHandler(WSGIRequestHandler):
     """Sends Werkzeug's access log to this module's logger, at debug level."""
 
-    # Keep-alive, so that a client's pooled connections are reused.
-    protocol_version = "HTTP/1.1"
-
     def log_request(self, code="-", size="-") -> None:
         logger.debug("%s %s %s", self.command, self.path.split("?")[0], code)
 

@@ -16,7 +16,11 @@ from integrations.sandbox.config import RUNTIME_SETTINGS, DemoAccount, SandboxCo
 from integrations.sandbox.faults import FaultSet
 from integrations.sandbox.oauth import OAuthStore
 from integrations.sandbox.ratelimit import FixedWindowLimiter
-from integrations.sandbox.validation import PROFILE_IDENTIFIERS, EventInput
+from integrations.sandbox.validation import (
+    PROFILE_IDENTIFIERS,
+    EventInput,
+    ProfileInput,
+)
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -270,7 +274,7 @@ class EventStore:
         return RecordOutcome(accepted, deduplicated, profiles_created)
 
     def _resolve_profile(
-        self, account_id: str, profile_input, now: float
+        self, account_id: str, profile_input: ProfileInput, now: float
     ) -> tuple[Profile, bool]:
         # Klaviyo's merge rules are richer; here the first identifier that
         # matches wins, and identifiers the profile lacks are added to it.
@@ -340,7 +344,7 @@ class EventStore:
         return {"events_stored": stored, "profiles": profiles}
 
 
-def _lookup_order(profile_input) -> list[tuple[str, str]]:
+def _lookup_order(profile_input: ProfileInput) -> list[tuple[str, str]]:
     order = []
     if profile_input.id:
         order.append(("id", profile_input.id))

@@ -36,7 +36,7 @@ class Command(BaseCommand):
             "--connections",
             type=int,
             default=_DEFAULTS.connections,
-            help="Concurrent keep-alive connections "
+            help="Client threads sending at the same time "
             f"(default {_DEFAULTS.connections}).",
         )
         parser.add_argument(
