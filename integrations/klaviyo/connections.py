@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.db import models, transaction
 from django.utils import timezone
 
-from integrations.klaviyo import oauth, selectors
+from integrations.klaviyo import oauth, secrets, selectors
 from integrations.klaviyo.choices import AuthType, ConnectionState
 from integrations.klaviyo.client import Credentials, KlaviyoClient
 from integrations.klaviyo.errors import (
@@ -40,6 +40,12 @@ AUTHORIZATION_MAX_AGE = timedelta(minutes=10)
 MAX_PENDING_AUTHORIZATIONS = 5
 # GET /api/accounts allows one call a second; a wait this short is waited.
 ACCOUNT_LOOKUP_MAX_WAIT_SECONDS = 2.0
+# The encrypted columns of a connection, re-encrypted when keys rotate.
+SECRET_FIELDS = (
+    "access_token_ciphertext",
+    "refresh_token_ciphertext",
+    "legacy_api_key_ciphertext",
+)
 # The RFC 6749 error codes are short ASCII words; anything else is not shown.
 _ERROR_CODE = re.compile(r"[a-z_]{1,64}", re.ASCII)
 
@@ -293,6 +299,30 @@ def connection_export_switch(connection, *, enabled):
         },
     )
     return True
+
+
+def connection_secrets_reencrypt(connection, *, apply):
+    """Re-encrypt the connection's stored secrets with the first key of
+    ENCRYPTION_KEYS, writing them only with ``apply``.
+
+    Returns (secrets re-encrypted, whether the row was written). A row whose
+    secrets changed since it was read (a token refresh) is left as it is:
+    what the refresh wrote is already under the first key. Raises
+    SecretDecryptionError when a secret cannot be read with any key.
+    """
+    stored = {name: getattr(connection, name) for name in SECRET_FIELDS}
+    rotated = {}
+    for name, ciphertext in stored.items():
+        if ciphertext:
+            # Raises SecretDecryptionError, naming the setting to fix.
+            secrets.decrypt(ciphertext)
+            rotated[name] = secrets.reencrypt(ciphertext)
+    if not apply or not rotated:
+        return len(rotated), False
+    written = KlaviyoConnection.objects.filter(pk=connection.pk, **stored).update(
+        **rotated, updated_at=timezone.now()
+    )
+    return len(rotated), bool(written)
 
 
 def _is_recent(started, now):
