@@ -59,6 +59,17 @@ def spec_available() -> bool:
 requires_klaviyo_spec = pytest.mark.skipif(not spec_available(), reason=SKIP_REASON)
 
 
+@pytest.fixture
+def klaviyo_spec():
+    """``request_body_errors``, or a skip with SKIP_REASON without the spec.
+
+    Available where this module is imported or listed in ``pytest_plugins``.
+    """
+    if not spec_available():
+        pytest.skip(SKIP_REASON)
+    return request_body_errors
+
+
 @cache
 def _load_spec() -> dict:
     with (SPEC_DIR / SPEC_FILE_NAME).open(encoding="utf-8") as spec_file:

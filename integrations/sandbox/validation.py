@@ -157,6 +157,10 @@ def parse_json_body(raw: bytes) -> object:
         raise InvalidBody(
             Problem("", f"The request body is not valid JSON: {error}.")
         ) from error
+    except RecursionError as error:
+        raise InvalidBody(
+            Problem("", "The request body nests too deeply to be read.")
+        ) from error
 
 
 def escape_pointer_token(token: str) -> str:

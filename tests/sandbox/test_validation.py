@@ -413,3 +413,15 @@ def test_a_bulk_event_inherits_nothing_wrong_from_a_valid_group(sandbox, token):
     assert pointers(answer) == [
         f"{BULK_EVENTS_POINTER}/0/attributes/profile/data/attributes/phone_number"
     ]
+
+
+def test_a_body_nested_beyond_what_json_can_read_is_a_parse_error(sandbox, token):
+    answer = requests.post(
+        f"{sandbox.url}/api/events",
+        data=b"[" * 100_000 + b"]" * 100_000,
+        headers=api_headers(token),
+        timeout=TIMEOUT,
+    )
+
+    assert answer.status_code == 400
+    assert error_summary(answer) == [("parse_error", "")]
