@@ -78,6 +78,11 @@ _TITLES = {
     504: "Gateway timeout.",
     524: "A timeout occurred.",
 }
+# Where one status has several codes, the code picks the title.
+_TITLES_BY_CODE = {
+    "authentication_failed": "Incorrect authentication credentials.",
+    "parse_error": "Malformed request.",
+}
 _CODES = {
     400: "invalid",
     401: "not_authenticated",
@@ -156,11 +161,12 @@ def _error_object(
     source = {"parameter": parameter} if parameter is not None else {}
     if not source:
         source = {"pointer": "/data" if pointer is None else pointer}
+    code = code or _CODES.get(status, "error")
     return {
         "id": str(uuid.uuid4()),
         "status": status,
-        "code": code or _CODES.get(status, "error"),
-        "title": _TITLES.get(status, "Error."),
+        "code": code,
+        "title": _TITLES_BY_CODE.get(code) or _TITLES.get(status, "Error."),
         "detail": detail,
         "source": source,
     }
