@@ -193,8 +193,13 @@ def connection_authorize_complete(
             refused,
             extra={"brand_id": brand.pk, "status_code": refused.status_code},
         )
+        reason = (
+            f"{refused.error or 'refused'}: {refused.description}"
+            if isinstance(refused, oauth.OAuthErrorAnswer)
+            else str(refused)
+        )
         raise ConnectFailed(
-            f"Klaviyo refused to finish connecting ({refused}). Nothing was "
+            f"Klaviyo refused to finish connecting ({reason}). Nothing was "
             "connected; start again with Connect.",
             brand=brand,
         ) from None

@@ -42,9 +42,21 @@ CODE_VERIFIER_BYTES = 64
 STATE_BYTES = 32
 
 
-class OAuthInvalidGrant(KlaviyoReconnectRequired):
+class OAuthErrorAnswer:
+    """RFC 6749's ``error`` code and ``error_description`` of the answer."""
+
+    error = ""
+    description = ""
+
+
+class OAuthInvalidGrant(OAuthErrorAnswer, KlaviyoReconnectRequired):
     """``invalid_grant``: the code or refresh token is spent, expired or
     revoked (the app was uninstalled); only the brand can fix it."""
+
+
+class OAuthRefused(OAuthErrorAnswer, KlaviyoRejected):
+    """Any other refusal by the OAuth server (4xx): sending the same request
+    again changes nothing."""
 
 
 class _LibraryDebugFilter(logging.Filter):
@@ -202,20 +214,24 @@ def _error_for_answer(response):
     error, description = _oauth_error(response)
     details = {"status_code": status_code, "body": body}
     if error == "invalid_grant":
-        return OAuthInvalidGrant(
+        refused = OAuthInvalidGrant(
             f"Klaviyo refused the grant (invalid_grant): {description}", **details
         )
-    if error == "invalid_client":
-        return KlaviyoRejected(
+    elif error == "invalid_client":
+        refused = OAuthRefused(
             "Klaviyo refused the app's credentials (invalid_client); check "
             "KLAVIYO_CLIENT_ID and KLAVIYO_CLIENT_SECRET",
             **details,
         )
-    return KlaviyoRejected(
-        f"Klaviyo refused the OAuth request ({error or 'no error code'}): "
-        f"{description}",
-        **details,
-    )
+    else:
+        refused = OAuthRefused(
+            f"Klaviyo refused the OAuth request ({error or 'no error code'}): "
+            f"{description}",
+            **details,
+        )
+    refused.error = error
+    refused.description = description
+    return refused
 
 
 def _oauth_error(response):

@@ -1,0 +1,22 @@
+import pytest
+
+from tests.factories import MembershipFactory
+from tests.web.sandbox_oauth import site_point_at_sandbox
+
+
+@pytest.fixture
+def klaviyo(settings, sandbox):
+    """The sandbox, with the site's Klaviyo calls pointed at it."""
+    site_point_at_sandbox(settings, sandbox, site_url="http://testserver")
+    return sandbox
+
+
+@pytest.fixture
+def admin_membership(db):
+    return MembershipFactory()
+
+
+@pytest.fixture
+def admin_client(client, admin_membership):
+    client.force_login(admin_membership.user)
+    return client
