@@ -180,8 +180,14 @@ KLAVIYO_READ_TIMEOUT = env.float("KLAVIYO_READ_TIMEOUT", default=30.0)
 PLATFORM_NAME = env.str("PLATFORM_NAME", default="Endear")
 # Base of the customer links carried in every event's properties.
 PLATFORM_BASE_URL = env.str("PLATFORM_BASE_URL", default="http://localhost:8000")
-# Events still not accepted this long after their status change are failed.
+# Events still not accepted this long after they were recorded are failed.
 KLAVIYO_EXPORT_MAX_AGE_HOURS = env.float("KLAVIYO_EXPORT_MAX_AGE_HOURS", default=72)
+# Klaviyo's documented rate limits are kept times this factor: 1 for
+# Klaviyo itself; a sandbox run with scaled limits sets the same scale.
+KLAVIYO_RATE_LIMIT_SCALE = env.float("KLAVIYO_RATE_LIMIT_SCALE", default=1.0)
+# How long one export task may run before handing over to the next one in
+# the queue, so that every brand gets its turn. Below Q_TIMEOUT.
+KLAVIYO_EXPORT_RUN_SECONDS = env.float("KLAVIYO_EXPORT_RUN_SECONDS", default=60)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -131,12 +131,11 @@ def create_event_body(event):
     return {"data": {"type": "event", "attributes": attributes}}
 
 
-def bulk_create_events_body(events):
-    """The body of ``POST /api/event-bulk-create-jobs``: events grouped by
-    profile, in the order their profiles first appear.
+def group_by_profile(events):
+    """``events`` grouped by profile, in the order profiles first appear.
 
-    Raise ValueError if two events would share a profile, metric and
-    ``unique_id``: Klaviyo fails the whole request for that.
+    Raise ValueError if two events share a profile, metric and
+    ``unique_id``: Klaviyo fails a whole bulk request for that.
     """
     groups = {}
     seen = set()
@@ -148,7 +147,13 @@ def bulk_create_events_body(events):
                 f"unique_id {event.unique_id!r} repeats for one profile and metric"
             )
         seen.add(identity)
-        groups.setdefault(key, (event, []))[1].append(_event_item(event))
+        groups.setdefault(key, []).append(event)
+    return list(groups.values())
+
+
+def bulk_create_events_body(groups):
+    """The body of ``POST /api/event-bulk-create-jobs`` for events already
+    grouped by ``group_by_profile``."""
     return {
         "data": {
             "type": "event-bulk-create-job",
@@ -158,11 +163,13 @@ def bulk_create_events_body(events):
                         {
                             "type": "event-bulk-create",
                             "attributes": {
-                                "profile": _profile(first),
-                                "events": {"data": items},
+                                "profile": _profile(group[0]),
+                                "events": {
+                                    "data": [_event_item(event) for event in group]
+                                },
                             },
                         }
-                        for first, items in groups.values()
+                        for group in groups
                     ]
                 }
             },
