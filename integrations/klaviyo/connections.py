@@ -116,9 +116,7 @@ def connection_authorize_start(session, *, brand, user, redirect_uri):
     return request.url
 
 
-def connection_authorize_complete(
-    session, *, user, state, code="", error="", error_description=""
-):
+def connection_authorize_complete(session, *, user, state, code="", error=""):
     """Finish the OAuth flow from Klaviyo's answer on the callback.
 
     A forged, reused, expired or missing ``state``, a lost verifier or an
@@ -155,7 +153,14 @@ def connection_authorize_complete(
             brand=brand,
         )
     if error:
-        raise ConnectFailed(_authorization_error_message(error), brand=brand)
+        error_code = error if _ERROR_CODE.fullmatch(error) else "unknown"
+        logger.info(
+            "Klaviyo authorization for brand %s ended with %s",
+            brand.pk,
+            error_code,
+            extra={"brand_id": brand.pk, "error": error_code},
+        )
+        raise ConnectFailed(_authorization_error_message(error_code), brand=brand)
     code_verifier = started.get("code_verifier")
     redirect_uri = started.get("redirect_uri")
     if not code_verifier or not redirect_uri:
@@ -343,7 +348,7 @@ def _authorization_error_message(error):
             "Access to Klaviyo was denied on Klaviyo's page, so nothing was "
             "connected. Connect again and choose Allow to connect."
         )
-    code = error if _ERROR_CODE.fullmatch(error) else "unknown error"
+    code = "unknown error" if error == "unknown" else error
     return (
         f"Klaviyo did not authorize the connection ({code}). Nothing was "
         "connected; start again with Connect."

@@ -4,12 +4,12 @@ from django import forms
 
 
 class OAuthCallbackForm(forms.Form):
-    """What Klaviyo's authorize page sends back in the callback's query."""
+    """What Klaviyo's authorize page sends back in the callback's query;
+    ``error_description`` is ignored, as anyone can write it into a link."""
 
     state = forms.CharField(required=False, max_length=512)
     code = forms.CharField(required=False, max_length=2048)
     error = forms.CharField(required=False, max_length=128)
-    error_description = forms.CharField(required=False, max_length=1024)
 
 
 class ExportSwitchForm(forms.Form):

@@ -148,7 +148,9 @@ def connect(request, brand):
 @require_GET
 def oauth_callback(request):
     form = OAuthCallbackForm(request.GET)
-    answer = form.cleaned_data if form.is_valid() else {}
+    # A field that fails validation (too long) is left out, as if missing.
+    form.is_valid()
+    answer = form.cleaned_data
     try:
         result = connection_authorize_complete(
             request.session,
@@ -156,7 +158,6 @@ def oauth_callback(request):
             state=answer.get("state", ""),
             code=answer.get("code", ""),
             error=answer.get("error", ""),
-            error_description=answer.get("error_description", ""),
         )
     except ConnectFailed as failure:
         messages.error(request, str(failure))
