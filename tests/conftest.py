@@ -1,6 +1,6 @@
 import pytest
 
-pytest_plugins = ["tests.sandbox_fixtures"]
+pytest_plugins = ["tests.sandbox_fixtures", "tests.klaviyo_helpers"]
 
 # A fixed Fernet key for the tests; pytest-django runs with DEBUG off, where
 # the development key is refused.
