@@ -124,8 +124,10 @@ def _connections(slug):
 def _why_not_exporting(connection):
     if connection.is_legacy:
         return "it uses a legacy private API key; connect with OAuth to export"
-    if connection.state != ConnectionState.ACTIVE:
-        return f"it is {connection.get_state_display().lower()}"
+    if connection.state == ConnectionState.NEEDS_RECONNECT:
+        return "the brand must reconnect it"
+    if connection.state == ConnectionState.DISCONNECTED:
+        return "the brand disconnected it"
     return "export is switched off"
 
 

@@ -150,7 +150,7 @@ def _truncated(text):
     text = " ".join(text.split())
     if len(text) <= LAST_ERROR_WIDTH:
         return text
-    return text[: LAST_ERROR_WIDTH - 1] + "…"
+    return text[: LAST_ERROR_WIDTH - 1].rstrip() + "…"
 
 
 def _table(cell_rows):

@@ -132,9 +132,9 @@ class Command(BaseCommand):
             )
         being_sent = max(0, total - resynced - still_skipped)
         self.stdout.write(
-            f"Queued {resynced} of {total} event(s) again; {still_skipped} "
-            f"still lack usable contact details and stay skipped; {being_sent} "
-            "being sent right now were left to their worker."
+            f"Queued {resynced} of {total} event(s) again ({still_skipped} still "
+            f"skipped: no usable contact details; {being_sent} being sent, left "
+            "to their worker)."
         )
 
 

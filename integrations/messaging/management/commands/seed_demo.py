@@ -41,13 +41,11 @@ class Command(BaseCommand):
         for login in result.logins:
             who = f"{login.username} / {password}"
             if not login.password_matches:
-                who = f"{login.username} (existing user, password left unchanged)"
+                who = f"{login.username}, whose existing password was left unchanged"
             if login.brand_name:
-                self.stdout.write(f"Brand login for {login.brand_name} only: {who}")
+                self.stdout.write(f"Login for {login.brand_name} only: {who}")
             else:
-                self.stdout.write(
-                    f"Admin: {SITE_URL}/admin/ as {who} (superuser, every brand)"
-                )
+                self.stdout.write(f"Admin (every brand): {SITE_URL}/admin/ as {who}")
         for brand, connection in result.brands:
             page = SITE_URL + reverse("klaviyo:integration", args=[brand.slug])
             if connection is None:
