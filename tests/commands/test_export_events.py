@@ -164,3 +164,11 @@ def test_export_events_with_nothing_to_export_says_so_and_sends_nothing():
         "to_retry": 0,
         "connections": 0,
     }
+
+
+@pytest.mark.django_db
+def test_export_events_refuses_a_budget_of_no_time():
+    with pytest.raises(CommandError) as raised:
+        run_command("export_events", "--max-seconds", "0")
+
+    assert str(raised.value) == "--max-seconds must be more than 0."

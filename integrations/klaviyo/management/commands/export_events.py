@@ -58,30 +58,13 @@ class Command(BaseCommand):
         deadline = started + max_seconds
         ids = [connection.pk for connection in connections]
         pending_at_start = _pending_counts(ids)
-        total = RunSummary()
         with tqdm(
             total=sum(pending_at_start.values()),
             unit="event",
             file=sys.stderr,
             disable=True if quiet else None,
         ) as bar:
-            draining = _still_draining(ids)
-            while draining and time.monotonic() < deadline:
-                for connection_id in draining:
-                    seconds = min(SLICE_SECONDS, deadline - time.monotonic())
-                    if seconds <= 0:
-                        break
-                    summary = connection_export_run(connection_id, seconds=seconds)
-                    total.add(summary)
-                    if not summary.requests:
-                        time.sleep(min(IDLE_WAIT_SECONDS, seconds))
-                pending = _pending_counts(ids)
-                bar.n = sum(
-                    max(0, count - pending.get(pk, 0))
-                    for pk, count in pending_at_start.items()
-                )
-                bar.refresh()
-                draining = _still_draining(draining)
+            total = _drain(ids, deadline, pending_at_start, bar)
         elapsed = time.monotonic() - started
         left = sum(_pending_counts(ids).values())
         self.stdout.write(
@@ -89,12 +72,36 @@ class Command(BaseCommand):
             f"retry) for {len(ids)} connection(s) in {elapsed:.1f} s."
         )
         still_due = _still_draining(ids)
-        if still_due:
+        if still_due and time.monotonic() >= deadline:
             self.stderr.write(
                 f"Stopped after {max_seconds:g} s with events still due on "
                 f"{len(still_due)} connection(s); the background workers will "
                 "take them, or run this command again."
             )
+
+
+def _drain(connection_ids, deadline, pending_at_start, bar):
+    """Give each connection with due events a slice of export in turn until
+    none has any or the deadline passes; return the sum of the runs."""
+    total = RunSummary()
+    draining = _still_draining(connection_ids)
+    while draining and time.monotonic() < deadline:
+        for connection_id in draining:
+            seconds = min(SLICE_SECONDS, deadline - time.monotonic())
+            if seconds <= 0:
+                break
+            summary = connection_export_run(connection_id, seconds=seconds)
+            total.add(summary)
+            if not summary.requests:
+                time.sleep(min(IDLE_WAIT_SECONDS, seconds))
+        # Counted from the rows, so events other workers export move it too.
+        pending = _pending_counts(connection_ids)
+        bar.n = sum(
+            max(0, count - pending.get(pk, 0)) for pk, count in pending_at_start.items()
+        )
+        bar.refresh()
+        draining = _still_draining(draining)
+    return total
 
 
 def _connections(slug):
