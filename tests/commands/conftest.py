@@ -3,12 +3,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from tests.export.conftest import (  # noqa: F401
-    connect,
-    connection,
-    klaviyo,
-    send_messages,
-)
+# The `klaviyo` and `connection` fixtures come from tests.klaviyo_helpers,
+# which tests/conftest.py loads for every folder.
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,9 @@ from django.core.management.base import CommandError
 
 from integrations.klaviyo.choices import SyncState
 from integrations.klaviyo.models import OutboundMessageEvent
-from tests.commands.conftest import connect, run_command, send_messages
+from tests.commands.conftest import run_command
 from tests.factories import BrandFactory, KlaviyoConnectionFactory
+from tests.klaviyo_helpers import connect, send_messages
 
 SUMMARY = re.compile(
     r"^Exported (\d+) events \((\d+) failed, (\d+) to retry\) for (\d+) "
