@@ -123,11 +123,12 @@ def _text_cells(row):
 def _export_text(row):
     if row["needs_oauth_upgrade"]:
         return "never: needs OAuth"
-    if not row["export_enabled"]:
-        return "off"
-    if not row["exporting"]:
+    if row["exporting"]:
+        return "on"
+    # Switched on, but the grant was refused: events wait for a reconnection.
+    if row["export_enabled"] and row["state"] == ConnectionState.NEEDS_RECONNECT:
         return "on, waiting"
-    return "on"
+    return "off"
 
 
 def _age_text(seconds):
