@@ -12,7 +12,11 @@ from integrations.klaviyo.oauth import code_challenge
 from integrations.klaviyo.signals import export_requested
 from integrations.messaging.choices import MessageStatus
 from integrations.messaging.services import message_status_record
-from tests.factories import KlaviyoConnectionFactory, MessageFactory
+from tests.factories import (
+    KlaviyoConnectionFactory,
+    MembershipFactory,
+    MessageFactory,
+)
 from tests.web.sandbox_oauth import (
     CALLBACK_PATH,
     consent_answer,
@@ -267,8 +271,6 @@ def test_another_error_from_the_authorize_page_names_only_its_code(
 
 
 def test_a_state_started_by_another_user_is_refused(client, admin_membership, klaviyo):
-    from tests.factories import MembershipFactory
-
     other = MembershipFactory(brand=admin_membership.brand)
     client.force_login(admin_membership.user)
     callback = consent_answer(authorize(client, admin_membership.brand))
