@@ -39,7 +39,8 @@ def product_env(sandbox_url, **overrides):
         {
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "DEBUG": "false",
-            "SECRET_KEY": "pipeline-tests-secret-key-not-for-production-use-0123456789",
+            # Queued tasks are signed with it: the same key on both sides.
+            "SECRET_KEY": settings.SECRET_KEY,
             "ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
             "DATABASE_URL": database_url(),
             "KLAVIYO_API_URL": sandbox_url,
@@ -89,10 +90,10 @@ def qcluster(env):
     process = manage("qcluster", env=env)
     try:
         yield process
-    finally:
-        output = stop(process)
-        if process.returncode not in (0, -signal.SIGTERM, -signal.SIGKILL):
-            print(output)
+    except BaseException:
+        print(stop(process))
+        raise
+    stop(process)
 
 
 def wait_until(predicate, *, timeout, interval=0.2, message="condition"):
