@@ -131,9 +131,10 @@ def is_exporting(connection):
     )
 
 
-def connection_export_run(connection_id, *, seconds=None):
+def connection_export_run(connection_id, *, seconds=None, hand_over=True):
     """Export the connection's due events for up to ``seconds`` (default
-    KLAVIYO_EXPORT_RUN_SECONDS); ask for another run if some remain."""
+    KLAVIYO_EXPORT_RUN_SECONDS). With ``hand_over``, a run that stops with
+    events due asks for another run in the background."""
     KlaviyoConnection.objects.filter(pk=connection_id).update(export_requested_at=None)
     connection = KlaviyoConnection.objects.filter(pk=connection_id).first()
     if connection is None or not is_exporting(connection):
@@ -146,7 +147,7 @@ def connection_export_run(connection_id, *, seconds=None):
         pass
     finally:
         run.release_backlog_lease()
-    if run.stopped_with_work_due:
+    if hand_over and run.stopped_with_work_due:
         export_request(connection.pk, now=timezone.now())
     s = run.summary
     if s.requests:

@@ -90,7 +90,9 @@ def _drain(connection_ids, deadline, pending_at_start, bar):
             seconds = min(SLICE_SECONDS, deadline - time.monotonic())
             if seconds <= 0:
                 break
-            summary = connection_export_run(connection_id, seconds=seconds)
+            summary = connection_export_run(
+                connection_id, seconds=seconds, hand_over=False
+            )
             total.add(summary)
             if not summary.requests:
                 time.sleep(min(IDLE_WAIT_SECONDS, seconds))
