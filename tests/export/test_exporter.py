@@ -12,8 +12,8 @@ from integrations.klaviyo.models import (
 )
 from integrations.messaging.choices import Channel, MessageKind, MessageStatus
 from integrations.messaging.services import message_status_record
-from tests.klaviyo_helpers import connect, send_messages
 from tests.factories import MessageFactory
+from tests.klaviyo_helpers import connect, send_messages
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -18,12 +18,14 @@ EXPIRED = -datetime.timedelta(minutes=1)
 
 on_postgresql = pytest.mark.skipif(
     database.vendor != "postgresql",
-    reason="row locks (select_for_update) need PostgreSQL; SQLite takes the "
+    reason="database-specific: row locks (select_for_update) need PostgreSQL; "
+    "SQLite takes the "
     "compare-and-swap path, tested below",
 )
 on_sqlite = pytest.mark.skipif(
     database.vendor != "sqlite",
-    reason="the compare-and-swap path is the one SQLite takes; PostgreSQL "
+    reason="database-specific: the compare-and-swap path is the one SQLite "
+    "takes; PostgreSQL "
     "takes the row lock, tested above",
 )
 
