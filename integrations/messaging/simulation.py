@@ -94,9 +94,12 @@ class SimulationResult:
     campaign_ids: list = field(default_factory=list)
 
 
-def traffic_simulate(brand, mix, *, start, end, rng=None, batch_size=1000):
+def traffic_simulate(
+    brand, mix, *, start, end, rng=None, batch_size=1000, progress=None
+):
     """Create ``mix`` worth of messages for ``brand`` whose statuses happen
-    between ``start`` and ``end``, and report them as provider callbacks."""
+    between ``start`` and ``end``, and report them as provider callbacks;
+    ``progress`` is called with the number of status updates of each batch."""
     rng = rng or random.Random()
     result = SimulationResult()
     staff = _staff(brand)
@@ -200,6 +203,8 @@ def traffic_simulate(brand, mix, *, start, end, rng=None, batch_size=1000):
         recorded = message_status_record_many(batch)
         result.status_updates += len(batch)
         result.events_recorded += recorded.events_recorded
+        if progress is not None:
+            progress(len(batch))
     return result
 
 
