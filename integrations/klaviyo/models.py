@@ -128,11 +128,13 @@ class OutboundMessageEvent(models.Model):
     request needs is copied here, so an export reads no other table.
     """
 
+    # Both columns lead a composite index below (the unique one for the
+    # message); separate indexes would only slow the insert of every event.
     connection = models.ForeignKey(
-        KlaviyoConnection, on_delete=models.CASCADE, related_name="events"
+        KlaviyoConnection, on_delete=models.CASCADE, related_name="events", db_index=False
     )
     message = models.ForeignKey(
-        Message, on_delete=models.CASCADE, related_name="klaviyo_events"
+        Message, on_delete=models.CASCADE, related_name="klaviyo_events", db_index=False
     )
     status = models.CharField(max_length=16, choices=MessageStatus.choices)
     channel = models.CharField(max_length=16, choices=Channel.choices)
@@ -180,7 +182,6 @@ class OutboundMessageEvent(models.Model):
                 name="klaviyo_event_exported",
             ),
             models.Index(fields=["connection", "state", "created_at"]),
-            models.Index(fields=["state", "created_at"]),
         ]
 
     def __str__(self):

@@ -1,10 +1,12 @@
 """Writes the outbox rows of new message statuses, inside the caller's
 transaction, and asks for their export once it commits."""
 
+import json
 import logging
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection as db_connection
+from django.db import models, transaction
 from django.db.models import Q
 
 from integrations.klaviyo import conf
@@ -25,33 +27,24 @@ logger = logging.getLogger(__name__)
 # with it), and the next status change queues a new one.
 EXPORT_REQUEST_STALE_AFTER = timedelta(minutes=2)
 
-MESSAGE_RELATIONS = (
-    "brand__klaviyo_connection",
-    "customer",
-    "campaign",
-    "store",
-    "staff_member",
-)
+
+def connections_by_brand(brand_ids):
+    """{brand id: KlaviyoConnection} for the brands that have one."""
+    return {
+        connection.brand_id: connection
+        for connection in KlaviyoConnection.objects.filter(brand_id__in=brand_ids)
+    }
 
 
-def connection_of(message):
-    """The brand's Klaviyo connection, or None; ``message`` should have been
-    loaded with MESSAGE_RELATIONS."""
-    try:
-        return message.brand.klaviyo_connection
-    except KlaviyoConnection.DoesNotExist:
-        return None
-
-
-def outbox_event_for(message, status, occurred_at, *, now):
+def outbox_event_for(message, status, occurred_at, *, connection, now):
     """The unsaved outbox row for ``message`` reaching ``status``, or None
     when that status is not exported.
 
-    ``message`` already carries the new status time. A customer Klaviyo could
-    not identify gives a row that is skipped with the reason, so the gap is
-    visible and never blocks other events.
+    ``message`` already carries the new status time, its customer, campaign,
+    store and staff member; ``connection`` is its brand's connection or
+    None. A customer Klaviyo could not identify gives a row that is skipped
+    with the reason, so the gap is visible and never blocks other events.
     """
-    connection = connection_of(message)
     switch = (
         None
         if connection is None
@@ -115,14 +108,56 @@ def outbox_event_for(message, status, occurred_at, *, now):
 
 
 def outbox_record(events):
-    """Insert ``events``; return the ids of the connections that now have
-    pending events, for ``export_request``."""
+    """Insert ``events``, leaving out any whose message and status already
+    have a row; return the ids of the connections that now have pending
+    events, for ``export_request``."""
     if not events:
         return set()
-    OutboundMessageEvent.objects.bulk_create(
-        events, batch_size=1000, ignore_conflicts=True
-    )
+    for start in range(0, len(events), _INSERT_BATCH):
+        _insert(events[start : start + _INSERT_BATCH])
     return {event.connection_id for event in events if event.state == SyncState.PENDING}
+
+
+_INSERT_BATCH = 1000
+
+
+def _insert(events):
+    """One multi-row INSERT ... ON CONFLICT DO NOTHING (PostgreSQL, SQLite).
+
+    The same as bulk_create(ignore_conflicts=True), without preparing every
+    value of every row through its field, which at campaign sizes cost more
+    than the database's own work.
+    """
+    ops = db_connection.ops
+    fields = [
+        field
+        for field in OutboundMessageEvent._meta.concrete_fields
+        if not field.primary_key
+    ]
+    convert = []
+    for field in fields:
+        if isinstance(field, models.DateTimeField):
+            convert.append(ops.adapt_datetimefield_value)
+        elif isinstance(field, models.JSONField):
+            convert.append(json.dumps)
+        else:
+            convert.append(None)
+    values = []
+    for event in events:
+        for field, converter in zip(fields, convert, strict=True):
+            value = getattr(event, field.attname)
+            if converter is not None and value is not None:
+                value = converter(value)
+            values.append(value)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = ", ".join(ops.quote_name(field.column) for field in fields)
+    table = ops.quote_name(OutboundMessageEvent._meta.db_table)
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(events))} "
+            "ON CONFLICT (message_id, status) DO NOTHING",
+            values,
+        )
 
 
 def export_request(connection_id, *, now):

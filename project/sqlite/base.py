@@ -10,9 +10,10 @@ import sqlite3
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.sqlite3 import base, features
 
-if sqlite3.sqlite_version_info < (3, 32):
+if sqlite3.sqlite_version_info < (3, 33):
     raise ImproperlyConfigured(
-        f"SQLite 3.32 or later is required; this Python has {sqlite3.sqlite_version}."
+        "SQLite 3.33 or later (for UPDATE ... FROM) is required; this Python "
+        f"has {sqlite3.sqlite_version}."
     )
 
 
