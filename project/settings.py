@@ -196,6 +196,8 @@ KLAVIYO_RATE_LIMIT_SCALE = env.float("KLAVIYO_RATE_LIMIT_SCALE", default=1.0)
 # How long one export task may run before handing over to the next one in
 # the queue, so that every brand gets its turn. Below Q_TIMEOUT.
 KLAVIYO_EXPORT_RUN_SECONDS = env.float("KLAVIYO_EXPORT_RUN_SECONDS", default=60)
+# Requests a run keeps in flight while it drains a campaign backlog.
+KLAVIYO_EXPORT_BACKLOG_THREADS = env.int("KLAVIYO_EXPORT_BACKLOG_THREADS", default=2)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
