@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "integrations.messaging",
     "integrations.klaviyo",
     "integrations.sandbox",
+    "integrations.benchmarks",
 ]
 
 MIDDLEWARE = [
@@ -164,6 +165,8 @@ Q_CLUSTER = {
     "catch_up": False,
     "poll": env.float("Q_POLL", default=0.1),
     "label": "Background jobs",
+    # django-q2 sets its own logger's level from this.
+    "log_level": env.str("Q_LOG_LEVEL", default="WARNING"),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -211,6 +214,6 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django_q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
+        "django-q": {"level": env.str("Q_LOG_LEVEL", default="WARNING")},
     },
 }

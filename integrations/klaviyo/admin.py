@@ -119,10 +119,9 @@ class KlaviyoConnectionAdmin(BrandScopedAdmin):
 
     @admin.action(description="Export due events now")
     def export_now(self, request, queryset):
-        now = timezone.now()
         count = 0
         for connection in queryset:
-            export_request(connection.pk, now=now)
+            export_request(connection.pk)
             count += 1
         self.message_user(request, f"Export asked for {count} connection(s).")
 

@@ -210,7 +210,7 @@ def connection_authorize_complete(session, *, user, state, code="", error=""):
         ) from None
     account = _account_lookup(tokens.access_token, brand)
     connection, outcome = _connection_store(brand, tokens, account)
-    export_request(connection.pk, now=timezone.now())
+    export_request(connection.pk)
     logger.info(
         "Klaviyo connection %s %s",
         connection.pk,

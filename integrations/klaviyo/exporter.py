@@ -149,7 +149,7 @@ def connection_export_run(connection_id, *, seconds=None, hand_over=True):
     finally:
         run.release_backlog_lease()
     if hand_over and run.stopped_with_work_due:
-        export_request(connection.pk, now=timezone.now())
+        export_request(connection.pk)
     s = run.summary
     if s.requests:
         logger.info(

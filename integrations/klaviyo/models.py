@@ -131,7 +131,10 @@ class OutboundMessageEvent(models.Model):
     # Both columns lead a composite index below (the unique one for the
     # message); separate indexes would only slow the insert of every event.
     connection = models.ForeignKey(
-        KlaviyoConnection, on_delete=models.CASCADE, related_name="events", db_index=False
+        KlaviyoConnection,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
     )
     message = models.ForeignKey(
         Message, on_delete=models.CASCADE, related_name="klaviyo_events", db_index=False

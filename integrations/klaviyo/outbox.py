@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import connection as db_connection
 from django.db import models, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from integrations.klaviyo import conf
 from integrations.klaviyo.choices import SyncState
@@ -160,10 +161,21 @@ def _insert(events):
         )
 
 
-def export_request(connection_id, *, now):
-    """Mark the connection as having an export queued and send
-    ``export_requested`` after commit, unless a fresh request is already
-    queued: a campaign of 100,000 changes queues one task, not 100,000."""
+def export_request(connection_id):
+    """Ask for an export of the connection once the current transaction
+    commits (at once outside a transaction).
+
+    Coalesced: the request marks the connection and sends
+    ``export_requested`` only when no fresh request is already queued, so a
+    campaign of 100,000 changes queues one task, not 100,000. Marking after
+    the commit leaves no gap: either the mark is found cleared and a task is
+    queued, or a queued task has not started yet and will see the new rows.
+    """
+    transaction.on_commit(lambda: _request_now(connection_id))
+
+
+def _request_now(connection_id):
+    now = timezone.now()
     claimed = (
         KlaviyoConnection.objects.filter(pk=connection_id)
         .filter(
@@ -173,8 +185,4 @@ def export_request(connection_id, *, now):
         .update(export_requested_at=now)
     )
     if claimed:
-        transaction.on_commit(
-            lambda: export_requested.send(
-                sender=KlaviyoConnection, connection_id=connection_id
-            )
-        )
+        export_requested.send(sender=KlaviyoConnection, connection_id=connection_id)

@@ -73,5 +73,5 @@ def _resync_chunk(ids):
             last_error="",
         )
         for connection_id in sorted(connection_ids):
-            export_request(connection_id, now=now)
+            export_request(connection_id)
     return resynced, len(still_skipped)

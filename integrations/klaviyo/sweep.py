@@ -44,6 +44,6 @@ def outbox_sweep():
     ).values_list("pk", flat=True)
     requested = 0
     for connection_id in due_connections:
-        export_request(connection_id, now=now)
+        export_request(connection_id)
         requested += 1
     return expired, requested

@@ -150,7 +150,7 @@ def _record(updates):
             totals["events_recorded"] += len(events)
             recorded.update({pk: messages[pk] for pk in changed_fields})
         for connection_id in sorted(connections_to_export):
-            export_request(connection_id, now=now)
+            export_request(connection_id)
     if totals["unknown"]:
         logger.warning(
             "Status updates for unknown messages were ignored",
