@@ -38,8 +38,15 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Production settings must pass Django's deployment checklist.
+DEPLOY_ENV := DEBUG=false ALLOWED_HOSTS=example.com \
+	SECRET_KEY=check-deploy-only-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJ \
+	ENCRYPTION_KEYS=Y2hlY2stZGVwbG95LW9ubHktMzItYnl0ZXMta2V5eHg= \
+	KLAVIYO_CLIENT_ID=check KLAVIYO_CLIENT_SECRET=check
+
 test: install browser lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(DEPLOY_ENV) $(BIN)/python manage.py check --deploy --fail-level WARNING
 	$(BIN)/pytest
 
 benchmark: install

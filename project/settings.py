@@ -129,10 +129,12 @@ LOGOUT_REDIRECT_URL = "login"
 # SECURE_SSL_REDIRECT can be switched off behind a proxy that terminates TLS
 # and sets SECURE_PROXY_SSL_HEADER.
 if not DEBUG:
+    # The admin's static files, collected into STATIC_ROOT, served by the site.
+    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     if env.bool("BEHIND_TLS_PROXY", default=False):

@@ -1,10 +1,14 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db import connection as db_connection
 from django.utils import timezone
 from django.utils.functional import cached_property
 
 from integrations.klaviyo.choices import SyncState
+from integrations.klaviyo.connections import (
+    ExportSwitchRefused,
+    connection_export_switch,
+)
 from integrations.klaviyo.models import (
     KlaviyoConnection,
     KlaviyoQuota,
@@ -75,7 +79,7 @@ class KlaviyoConnectionAdmin(BrandScopedAdmin):
         "created_at",
         "updated_at",
     ]
-    actions = ["export_now", "resync_failed"]
+    actions = ["export_now", "resync_failed", "switch_export_on", "switch_export_off"]
 
     def changelist_view(self, request, extra_context=None):
         self._statuses = None
@@ -125,6 +129,29 @@ class KlaviyoConnectionAdmin(BrandScopedAdmin):
             count += 1
         self.message_user(request, f"Export asked for {count} connection(s).")
 
+    @admin.action(description="Switch message status export on")
+    def switch_export_on(self, request, queryset):
+        self._switch_export(request, queryset, enabled=True)
+
+    @admin.action(description="Switch message status export off")
+    def switch_export_off(self, request, queryset):
+        self._switch_export(request, queryset, enabled=False)
+
+    def _switch_export(self, request, queryset, *, enabled):
+        changed, refused = 0, []
+        for connection in queryset.select_related("brand"):
+            try:
+                changed += bool(connection_export_switch(connection, enabled=enabled))
+            except ExportSwitchRefused as error:
+                refused.append(f"{connection.brand}: {error}")
+        self.message_user(
+            request,
+            f"Export switched {'on' if enabled else 'off'} for {changed} "
+            "connection(s).",
+        )
+        for reason in refused:
+            self.message_user(request, reason, level=messages.WARNING)
+
     @admin.action(description="Re-sync failed and skipped events")
     def resync_failed(self, request, queryset):
         events = OutboundMessageEvent.objects.filter(
@@ -155,7 +182,7 @@ class OutboundMessageEventAdmin(BrandScopedAdmin):
         "exported_at",
         "connection",
     ]
-    list_filter = ["state", "channel", "kind", "status", "connection"]
+    list_filter = ["state", "channel", "kind", "status", "connection__brand"]
     list_select_related = ["connection__brand"]
     search_fields = ["=unique_id", "=profile_identifier"]
     search_help_text = "Exact message id (msg_…), email or E.164 phone number."
