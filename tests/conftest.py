@@ -2,7 +2,11 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.sandbox_fixtures", "tests.klaviyo_helpers"]
+pytest_plugins = [
+    "tests.sandbox_fixtures",
+    "tests.klaviyo_helpers",
+    "tests.klaviyo_spec",
+]
 
 # A fixed Fernet key for the tests; pytest-django runs with DEBUG off, where
 # the development key is refused.

@@ -37,6 +37,17 @@ def connections_by_brand(brand_ids):
     }
 
 
+def customer_profile_identifier(channel, customer):
+    """The customer's Klaviyo identifier on ``channel``; InvalidContact with
+    the reason when there is none Klaviyo would accept."""
+    return profile_identifier(
+        channel,
+        email=customer.email,
+        phone=customer.phone,
+        phone_input=customer.phone_input,
+    )
+
+
 def outbox_event_for(message, status, occurred_at, *, connection, now):
     """The unsaved outbox row for ``message`` reaching ``status``, or None
     when that status is not exported.
@@ -96,11 +107,8 @@ def outbox_event_for(message, status, occurred_at, *, connection, now):
         created_at=now,
     )
     try:
-        event.profile_identifier = profile_identifier(
-            message.channel,
-            email=customer.email,
-            phone=customer.phone,
-            phone_input=customer.phone_input,
+        event.profile_identifier = customer_profile_identifier(
+            message.channel, customer
         )
     except InvalidContact as error:
         event.state = SyncState.SKIPPED

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from integrations.klaviyo.choices import SyncState
 from integrations.klaviyo.models import OutboundMessageEvent
-from integrations.klaviyo.outbox import export_request
-from integrations.klaviyo.payloads import InvalidContact, profile_identifier
+from integrations.klaviyo.outbox import customer_profile_identifier, export_request
+from integrations.klaviyo.payloads import InvalidContact
 
 
 def events_resync(events, *, chunk_size=1000, progress=None):
@@ -40,13 +40,9 @@ def _resync_chunk(ids):
             pk__in=ids, state=SyncState.SKIPPED
         ).select_related("message__customer")
         for event in skipped:
-            customer = event.message.customer
             try:
-                event.profile_identifier = profile_identifier(
-                    event.channel,
-                    email=customer.email,
-                    phone=customer.phone,
-                    phone_input=customer.phone_input,
+                event.profile_identifier = customer_profile_identifier(
+                    event.channel, event.message.customer
                 )
             except InvalidContact as error:
                 event.state_reason = str(error)
