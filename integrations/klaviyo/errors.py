@@ -33,15 +33,6 @@ class KlaviyoError(Exception):
             return text
         return f"{text} (HTTP {self.status_code})"
 
-    @property
-    def pointers(self):
-        """The ``source.pointer`` of each JSON:API error, in order."""
-        return [
-            error.get("source", {}).get("pointer", "")
-            for error in self.errors
-            if isinstance(error, dict)
-        ]
-
 
 class KlaviyoRetryableError(KlaviyoError):
     """Worth trying again later: 5xx, timeouts, connection resets."""
