@@ -46,6 +46,7 @@ from integrations.klaviyo.models import KlaviyoConnection, OutboundMessageEvent
 from integrations.klaviyo.outbox import export_request
 from integrations.klaviyo.pacing import (
     account_key,
+    burst_spacing,
     quota_observe,
     quota_pause,
     quota_reserve,
@@ -375,7 +376,13 @@ class _Run:
         except _NoRoom:
             self._release(rows)
             raise
+        # The reservation booked one slot per event, burst_spacing apart.
+        spacing = burst_spacing(Endpoint.EVENTS).total_seconds()
+        first_slot = time.monotonic()
         for position, row in enumerate(rows):
+            delay = first_slot + position * spacing - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
             body = create_event_body(_event(row))
             try:
                 self._send(

@@ -52,17 +52,25 @@ def endpoint_limits(endpoint):
     )
 
 
+def burst_spacing(endpoint):
+    """The time between two requests to ``endpoint``: a little over
+    1/burst, so that clock jitter never puts burst + 1 requests into one of
+    Klaviyo's one-second windows."""
+    return timedelta(seconds=1.02 / endpoint_limits(endpoint).burst)
+
+
 def account_key(connection):
     """Klaviyo's quota belongs to the account, whichever brand connects it."""
     return connection.account_id or f"connection-{connection.pk}"
 
 
 def _locked_quota(key, endpoint):
-    limits = endpoint_limits(endpoint)
     quota, _ = KlaviyoQuota.objects.select_for_update().get_or_create(
-        account_key=key, endpoint=endpoint, defaults={"steady_limit": limits.steady}
+        account_key=key,
+        endpoint=endpoint,
+        defaults={"steady_limit": endpoint_limits(endpoint).steady},
     )
-    return quota, limits
+    return quota
 
 
 def quota_reserve(key, endpoint, *, requests=1, max_wait=1.0):
@@ -70,7 +78,7 @@ def quota_reserve(key, endpoint, *, requests=1, max_wait=1.0):
     before sending them, or None when there is no room within ``max_wait``
     seconds (then nothing is reserved)."""
     with transaction.atomic():
-        quota, limits = _locked_quota(key, endpoint)
+        quota = _locked_quota(key, endpoint)
         now = timezone.now()
         horizon = now + timedelta(seconds=max_wait)
         start = max(now, quota.paused_until or now)
@@ -87,9 +95,7 @@ def quota_reserve(key, endpoint, *, requests=1, max_wait=1.0):
         slot = max(start, quota.next_slot_at or start)
         if slot > horizon:
             return None
-        # A little over 1/burst apart, so that clock jitter never puts
-        # burst + 1 requests into one of Klaviyo's one-second windows.
-        spacing = timedelta(seconds=1.02 / limits.burst)
+        spacing = burst_spacing(endpoint)
         quota.window_ends_at = window_ends_at
         quota.window_used = used + requests
         quota.next_slot_at = slot + spacing * requests
@@ -106,7 +112,7 @@ def quota_observe(key, endpoint, rate_limit, *, sent_at):
     if rate_limit.reset_seconds is None or rate_limit.remaining is None:
         return
     with transaction.atomic():
-        quota, _ = _locked_quota(key, endpoint)
+        quota = _locked_quota(key, endpoint)
         now = timezone.now()
         if rate_limit.limit:
             quota.steady_limit = rate_limit.limit
@@ -132,7 +138,7 @@ def quota_pause(key, endpoint, seconds):
     """Klaviyo answered 429: no worker calls ``endpoint`` for this account
     for ``seconds``. Other accounts are not affected."""
     with transaction.atomic():
-        quota, _ = _locked_quota(key, endpoint)
+        quota = _locked_quota(key, endpoint)
         until = timezone.now() + timedelta(seconds=max(1.0, seconds))
         quota.paused_until = max(until, quota.paused_until or until)
         quota.rate_limited += 1
