@@ -101,6 +101,34 @@ def traffic_simulate(
     between ``start`` and ``end``, and report them as provider callbacks;
     ``progress`` is called with the number of status updates of each batch."""
     rng = rng or random.Random()
+    messages, callbacks = traffic_plan(brand, mix, start=start, end=end, rng=rng)
+    result = callbacks_report(callbacks, batch_size=batch_size, progress=progress)
+    result.messages = messages.messages
+    result.campaign_ids = messages.campaign_ids
+    return result
+
+
+def callbacks_report(callbacks, *, batch_size=1000, progress=None):
+    """Report ``callbacks`` ((arrival, StatusUpdate) pairs) in order of
+    arrival, in batches, through the status service."""
+    result = SimulationResult()
+    ordered = sorted(callbacks, key=lambda pair: pair[0])
+    for offset in range(0, len(ordered), batch_size):
+        batch = [update for _, update in ordered[offset : offset + batch_size]]
+        recorded = message_status_record_many(batch)
+        result.status_updates += len(batch)
+        result.events_recorded += recorded.events_recorded
+        if progress is not None:
+            progress(len(batch))
+    return result
+
+
+def traffic_plan(brand, mix, *, start, end, rng):
+    """Create the messages of ``mix`` for ``brand``, leaving from ``start``
+    until two minutes before ``end`` (or within a second of ``start`` for a
+    shorter span); return a SimulationResult counting them and the provider
+    callbacks to come, as (arrival, StatusUpdate) pairs, which may arrive
+    after ``end``."""
     result = SimulationResult()
     staff = _staff(brand)
     span = max(1.0, (end - start).total_seconds() - 120)
@@ -192,20 +220,12 @@ def traffic_simulate(
                 )
             )
 
-    Message.objects.bulk_create([plan.message for plan in plans], batch_size=batch_size)
+    Message.objects.bulk_create([plan.message for plan in plans], batch_size=1000)
     result.messages = len(plans)
-    updates = []
+    callbacks = []
     for plan in plans:
-        updates.extend(_callbacks(plan, mix, rng))
-    updates.sort(key=lambda pair: pair[0])
-    for offset in range(0, len(updates), batch_size):
-        batch = [update for _, update in updates[offset : offset + batch_size]]
-        recorded = message_status_record_many(batch)
-        result.status_updates += len(batch)
-        result.events_recorded += recorded.events_recorded
-        if progress is not None:
-            progress(len(batch))
-    return result
+        callbacks.extend(_callbacks(plan, mix, rng))
+    return result, callbacks
 
 
 @dataclass

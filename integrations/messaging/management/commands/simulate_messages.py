@@ -12,12 +12,13 @@ from integrations.messaging.models import Brand
 from integrations.messaging.simulation import (
     SimulationResult,
     TrafficMix,
+    callbacks_report,
+    traffic_plan,
     traffic_simulate,
 )
 
-# In --forever mode a provider reports within about a minute, so each round's
-# statuses happen in the minute before it.
-_ROUND_SPAN = timedelta(seconds=70)
+# In --forever mode each round's messages leave within this time before it.
+_LIVE_SPAN = timedelta(seconds=1)
 
 
 class Command(BaseCommand):
@@ -112,28 +113,35 @@ class Command(BaseCommand):
         )
 
     def _forever(self, brands, rng, options):
+        """Live traffic: each round sends new messages now, and reports the
+        provider callbacks that have come due by then; the others wait for
+        a later round, as a provider's receipts arrive seconds later."""
         self.stdout.write(
             f"Simulating live traffic for {len(brands)} brand(s) every "
             f"{options['interval']:g} s; Ctrl-C stops."
         )
         round_number = 0
+        waiting = []
         try:
             while True:
                 round_number += 1
                 with_campaign = round_number % max(1, options["campaign_every"]) == 0
                 mix = self._mix(options, campaign=with_campaign)
-                end = timezone.now()
-                recorded = 0
+                now = timezone.now()
                 for brand in Brand.objects.filter(
                     pk__in=[brand.pk for brand in brands]
                 ):
-                    result = traffic_simulate(
-                        brand, mix, start=end - _ROUND_SPAN, end=end, rng=rng
+                    _, callbacks = traffic_plan(
+                        brand, mix, start=now - _LIVE_SPAN, end=now, rng=rng
                     )
-                    recorded += result.events_recorded
+                    waiting.extend(callbacks)
+                due = [pair for pair in waiting if pair[0] <= now]
+                waiting = [pair for pair in waiting if pair[0] > now]
+                result = callbacks_report(due)
                 self.stdout.write(
-                    f"Round {round_number}: {recorded} Klaviyo events recorded"
-                    + (" (with a campaign)." if with_campaign else ".")
+                    f"Round {round_number}: {result.status_updates} status updates, "
+                    f"{result.events_recorded} Klaviyo events recorded"
+                    + (" (a campaign started)." if with_campaign else ".")
                 )
                 time.sleep(options["interval"])
         except KeyboardInterrupt:
