@@ -179,6 +179,8 @@ class _Run:
         self._lease_until = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # Set by whichever thread learns that the brand must reconnect.
+        self._stopped_for_reconnect = False
 
     def _tally(self, **counts):
         with self._lock:
@@ -205,8 +207,6 @@ class _Run:
                 helper.join()
         if self._stopped_for_reconnect:
             raise _Stop
-
-    _stopped_for_reconnect = False
 
     def _drain(self):
         while time.monotonic() < self.deadline and not self._stopped_for_reconnect:
