@@ -60,7 +60,6 @@ from integrations.messaging.services import (
 )
 from integrations.sandbox.control import SandboxControl, SandboxControlError
 
-SCOPES = ["accounts:read", "events:write", "profiles:write"]
 OURS, NAIVE = "DEMO01", "DEMO02"
 WINDOW = 60
 
@@ -362,7 +361,7 @@ class Benchmark:
         return brand
 
     def _grant(self, connection, account_id):
-        grant = self.sandbox.issue_grant(account_id=account_id, scopes=SCOPES)
+        grant = self.sandbox.issue_grant(account_id=account_id, scopes=conf.scopes())
         connection.account_id = account_id
         connection.access_token = grant["access_token"]
         connection.refresh_token = grant["refresh_token"]
@@ -372,7 +371,7 @@ class Benchmark:
         connection.save()
 
     def _naive_credentials(self):
-        grant = self.sandbox.issue_grant(account_id=NAIVE, scopes=SCOPES)
+        grant = self.sandbox.issue_grant(account_id=NAIVE, scopes=conf.scopes())
         return Credentials(access_token=grant["access_token"])
 
     def _messages(self, brand, count, *, kind):

@@ -92,7 +92,6 @@ class Answer:
     status_code: int
     data: dict | None
     rate_limit: RateLimit
-    elapsed: float
 
 
 class KlaviyoClient:
@@ -161,5 +160,4 @@ class KlaviyoClient:
             status_code=response.status_code,
             data=response.json() if response.content else None,
             rate_limit=RateLimit.from_headers(response.headers),
-            elapsed=elapsed,
         )

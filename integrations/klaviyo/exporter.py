@@ -496,7 +496,8 @@ class _Run:
             "Klaviyo refused events",
             extra={
                 "connection": self.connection.pk,
-                "events": [row["id"] for row in rows],
+                "events": len(rows),
+                "first_event": rows[0]["id"],
                 "status_code": status_code,
             },
         )
@@ -505,10 +506,11 @@ class _Run:
         """Put the events back with a backoff, or fail those too old to keep
         trying."""
         now = timezone.now()
-        too_old = now - conf.export_max_age()
+        max_age = conf.export_max_age()
+        too_old = now - max_age
         expired = [row for row in rows if row["created_at"] < too_old]
         if expired:
-            hours = conf.export_max_age().total_seconds() / 3600
+            hours = max_age.total_seconds() / 3600
             self._fail(
                 expired,
                 f"Not accepted by Klaviyo within {hours:g} hours; last error: {error}",

@@ -80,7 +80,3 @@ def reencrypt(ciphertext):
 
 def generate_key():
     return Fernet.generate_key().decode()
-
-
-def uses_development_key():
-    return not settings.ENCRYPTION_KEYS

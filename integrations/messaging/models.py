@@ -332,6 +332,3 @@ class Message(models.Model):
         return self.status in INITIAL_STATUSES and not any(
             getattr(self, name) for name in _EXPORTED_TIME_FIELDS
         )
-
-    def status_time(self, status):
-        return getattr(self, STATUS_TIME_FIELDS[status])

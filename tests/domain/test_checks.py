@@ -1,9 +1,9 @@
 import subprocess
 import sys
 
+from django.conf import settings as django_settings
 from django.core import checks
 
-from integrations.benchmarks.processes import REPOSITORY
 from integrations.klaviyo.checks import (
     check_encryption_keys,
     check_task_retry_exceeds_timeout,
@@ -33,7 +33,7 @@ def test_a_retry_longer_than_the_timeout_passes(settings):
 def test_the_workers_refuse_to_start_with_such_a_configuration():
     result = subprocess.run(
         [sys.executable, "manage.py", "qcluster"],
-        cwd=REPOSITORY,
+        cwd=django_settings.BASE_DIR,
         env={
             "PATH": "/usr/bin:/bin",
             "Q_TIMEOUT": "300",
